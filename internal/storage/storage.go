@@ -23,6 +23,9 @@ var (
 	// ErrNoBucket is returned by any call when the bucket or container
 	// itself does not exist.
 	ErrNoBucket = errors.New("bucket does not exist")
+	// ErrPermanent marks a failure that trying again will not cure, such
+	// as denied access or a bad credential. Drivers join it to such errors.
+	ErrPermanent = errors.New("permanent failure")
 )
 
 // ObjectInfo describes a stored object.

@@ -11,10 +11,11 @@ import (
 	"github.com/bcloud-dev/bcloud/internal/storage/azure"
 	"github.com/bcloud-dev/bcloud/internal/storage/fs"
 	"github.com/bcloud-dev/bcloud/internal/storage/gcs"
+	"github.com/bcloud-dev/bcloud/internal/storage/retry"
 	"github.com/bcloud-dev/bcloud/internal/storage/s3"
 )
 
-// Open returns a bucket for st, scoped to st.Prefix.
+// Open returns a bucket for st, scoped to st.Prefix, with bounded retries.
 func Open(ctx context.Context, st config.Storage) (storage.Bucket, error) {
 	var (
 		b   storage.Bucket
@@ -35,5 +36,7 @@ func Open(ctx context.Context, st config.Storage) (storage.Bucket, error) {
 	if err != nil {
 		return nil, err
 	}
-	return storage.WithPrefix(b, st.Prefix), nil
+	// Retries wrap the driver's own: they also cover the errors a
+	// driver's SDK gives up on, and bound every small call in time.
+	return retry.New(storage.WithPrefix(b, st.Prefix), retry.Options{}), nil
 }

@@ -104,6 +104,8 @@ func azureFromEnv(st *Storage, loc Location, opts Options, getenv Getenv) error 
 	c.Account = firstNonEmpty(loc.AzureAccount, getenv("AZURE_STORAGE_ACCOUNT"))
 	c.AccountURL = loc.AzureAccountURL
 	c.Credential = opts.AzureCredential
+	c.ClientID = getenv("AZURE_CLIENT_ID")
+	c.ReadTimeout = opts.ReadTimeout
 	c.EncryptionScope = opts.EncryptionScope
 	// barman-cloud's precedence: explicit credential, connection string, SAS token, key.
 	switch {

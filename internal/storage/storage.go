@@ -128,3 +128,17 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+// Permanent marks err as one that retrying will not cure: its message is
+// unchanged, and it matches ErrPermanent as well as err.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+type permanentError struct{ err error }
+
+func (p permanentError) Error() string   { return p.err.Error() }
+func (p permanentError) Unwrap() []error { return []error{ErrPermanent, p.err} }

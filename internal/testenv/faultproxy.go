@@ -3,6 +3,7 @@ package testenv
 import (
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -239,6 +240,7 @@ func NewHTTPFaults(t testing.TB, target string) *HTTPFaults {
 	}
 	h := &HTTPFaults{URL: "http://" + ln.Addr().String()}
 	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ErrorLog = log.New(io.Discard, "", 0) // upstream faults are the point; keep test output readable
 	h.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if n := h.failNext.Load(); n != 0 {
 			if n > 0 {

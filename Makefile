@@ -8,7 +8,7 @@ LDFLAGS := -s -w -X github.com/bcloud-dev/bcloud/internal/cli.Version=$(VERSION)
 # Packages whose tests are slow or need every real part run after the fast ones.
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build deps test test-short demo lint fmt vet bench bench-wal bench-backup clean help
+.PHONY: all build deps test test-short demo lint fmt vet fuzz bench bench-wal bench-backup clean help
 
 all: build
 
@@ -31,6 +31,7 @@ test: deps build
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) test -timeout $(TEST_TIMEOUT) -p 2 ./...
+	FUZZTIME=3s scripts/fuzz.sh
 
 test-short: build
 	$(GO) test -short ./...
@@ -41,6 +42,9 @@ demo: build
 lint:
 	scripts/deps.sh lint
 	.cache/bin/golangci-lint run ./...
+
+fuzz:
+	scripts/fuzz.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
@@ -58,3 +62,19 @@ bench-backup: deps build
 
 clean:
 	rm -rf $(BIN)
+
+# --- Kubernetes API (api/v1) and manifests (config/, manifest.yaml) ---
+CONTROLLER_GEN ?= .cache/bin/controller-gen
+IMG ?= ghcr.io/bcloud-dev/bcloud:latest
+
+.PHONY: generate manifests
+
+# generate: deepcopy functions of api/v1.
+generate:
+	scripts/deps.sh controller-gen
+	$(CONTROLLER_GEN) object paths=./api/...
+
+# manifests: the ObjectStore CRD from api/v1, then manifest.yaml from config/.
+manifests: generate
+	$(CONTROLLER_GEN) crd paths=./api/... output:crd:dir=config/crd/bases
+	IMG=$(IMG) scripts/manifest.sh

@@ -120,6 +120,14 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newWALRestore(),
 		newCheckWALArchive(),
 		newCheckStorage(),
+		newBackupDelete(),
+		newBackupKeep(),
+		newVerify(),
+		newBackup(),
+		newRestore(),
+		newBackupList(),
+		newBackupShow(),
+		newPlugin(),
 	)
 	for _, c := range root.Commands() {
 		// barman-cloud has no -h for help: -h is --host in backup.

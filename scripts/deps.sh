@@ -86,12 +86,30 @@ debian() {
   apt-get install -y -qq --no-install-recommends $missing >&2
 }
 
+# cnpg: the real CloudNativePG manager binary (operator, instance manager,
+# wal-archive, wal-restore, backup) for the test/e2e harness, built from a
+# wrapper module. The Go proxy serves exact cloudnative-pg versions only.
+CNPG_VERSION=v1.30.0
+cnpg() {
+  local dir=$CACHE/cnpg/$CNPG_VERSION
+  if [ -x "$dir/manager" ]; then return; fi
+  mkdir -p "$dir" "$CACHE/cnpg/src"
+  log "build cloudnative-pg manager $CNPG_VERSION (a few minutes on a fresh machine)"
+  ( cd "$CACHE/cnpg/src"
+    printf 'module example.local/cnpgbuild\n\ngo 1.26\n\nrequire github.com/cloudnative-pg/cloudnative-pg %s\n' "$CNPG_VERSION" > go.mod
+    printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/cloudnative-pg/cloudnative-pg/cmd/manager"\n' > tools.go
+    go mod tidy >&2 && CGO_ENABLED=0 go build -ldflags "-X github.com/cloudnative-pg/cloudnative-pg/pkg/versions.buildVersion=${CNPG_VERSION#v}" \
+      -o "$dir/manager.tmp" github.com/cloudnative-pg/cloudnative-pg/cmd/manager >&2
+    mv "$dir/manager.tmp" "$dir/manager" )
+}
+
 [ $# -eq 0 ] && set -- all
 for part in "$@"; do
   case $part in
     all) debian; s3; gcs; azure; controller_gen; envtest ;;
     s3|gcs|azure|debian|lint|envtest) $part ;;
     controller-gen) controller_gen ;;
+    cnpg) cnpg ;;
     *) echo "deps: unknown part $part (all|s3|gcs|azure|debian|lint|controller-gen|envtest)" >&2; exit 2 ;;
   esac
 done

@@ -227,5 +227,3 @@ func newCheckWALArchive() *cobra.Command {
 type quiet struct{ error }
 
 func (q quiet) Unwrap() error { return q.error }
-
-

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -165,6 +166,21 @@ for job in json.load(sys.stdin):
                 data = f.read()
             with open(job["dst"], "wb") as f:
                 f.write(compress(job["algo"], job["level"], job.get("variant", ""), data))
+        elif job["op"] == "tar":  # tarfile stream modes, as CloudTarUploader writes
+            with open(job["src"], "rb") as f:
+                data = f.read()
+            raw = io.BytesIO()
+            mode = {"gzip": "w|gz", "bzip2": "w|bz2", "xz": "w|xz"}.get(job["algo"], "w|")
+            with tarfile.open(fileobj=raw, mode=mode, format=tarfile.PAX_FORMAT) as tf:
+                ti = tarfile.TarInfo("base/1/1259")
+                ti.size = len(data)
+                tf.addfile(ti, io.BytesIO(data))
+            out = raw.getvalue()
+            if job["algo"] == "snappy":
+                c = snappy.StreamCompressor()
+                out = b"".join(c.add_chunk(out[i:i+65536]) for i in range(0, len(out), 65536))
+            with open(job["dst"], "wb") as f:
+                f.write(out)
         elif job["op"] == "tarlist":
             with open(job["src"], "rb") as f:
                 res["members"] = tarlist(job["algo"], f)
@@ -334,6 +350,58 @@ func TestOursReadsPython(t *testing.T) {
 		} else if !bytes.Equal(out, data) {
 			t.Errorf("%s: got %d bytes, want %d identical bytes", name, len(out), len(data))
 		}
+	}
+}
+
+// TestOursReadsPythonTar reads tar streams written by Python tarfile's
+// "w|gz", "w|bz2" and "w|xz" modes and by SnappyCompressor, as
+// barman-cloud-backup writes them.
+func TestOursReadsPythonTar(t *testing.T) {
+	py := python(t)
+	dir := t.TempDir()
+	data := walData(200<<10, 18)
+	src := filepath.Join(dir, "input")
+	if err := os.WriteFile(src, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	algos := []Algorithm{None, Gzip, Bzip2, XZ, Snappy}
+	jobs := make([]pyJob, len(algos))
+	for i, a := range algos {
+		jobs[i] = pyJob{Op: "tar", Algo: string(a), Src: src, Dst: filepath.Join(dir, "data.tar"+a.TarSuffix())}
+	}
+	for i, r := range runPython(t, py, jobs) {
+		name := filepath.Base(jobs[i].Dst)
+		if !r.OK {
+			t.Errorf("%s: Python tarfile: %s", name, r.Error)
+			continue
+		}
+		a, ok := FromTarName(name)
+		if !ok || a != algos[i] {
+			t.Fatalf("FromTarName(%s) = %s, %v", name, a, ok)
+		}
+		f, err := os.Open(jobs[i].Dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := NewReader(f, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := tar.NewReader(zr)
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		body, err := io.ReadAll(tr)
+		if err != nil || h.Name != "base/1/1259" || !bytes.Equal(body, data) {
+			t.Errorf("%s: member %q, %d bytes, %v", name, h.Name, len(body), err)
+		}
+		// Read to the end so the compressed stream's trailer is checked.
+		if _, err := io.Copy(io.Discard, zr); err != nil {
+			t.Errorf("%s: after the archive: %v", name, err)
+		}
+		zr.Close()
+		f.Close()
 	}
 }
 

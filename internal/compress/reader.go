@@ -25,11 +25,18 @@ var errReaderClosed = errors.New("read from closed decompressor")
 // member gzip, concatenated bzip2, xz and LZ4 streams, several zstd frames.
 //
 // Truncated or corrupted input ends in an error, never in a silent short
-// read. Empty input is an error for every algorithm except None and Snappy:
-// every other writer emits at least a header, while python-snappy and this
-// package write nothing for empty input. The snappy framing format has no
-// end marker, so a snappy stream cut exactly between two chunks cannot be
-// told from a complete one (python-snappy reads it the same way).
+// read, with these limits of the formats: a stream cut exactly between two
+// gzip members, bzip2/xz/LZ4 streams or zstd frames reads as the shorter
+// complete stream (this package writes only one), and so does a snappy
+// stream cut between two chunks, since the framing format has no end
+// marker (python-snappy reads both the same way). Empty input is an error
+// except for None and Snappy: every other writer emits at least a header,
+// while python-snappy and this package write nothing for empty input.
+// Bytes after the last complete stream are an error.
+//
+// Memory is bounded by the stream headers: zstd windows up to 128 MiB (the
+// limit python-zstandard applies) and xz dictionaries up to 256 MiB (four
+// times liblzma's largest preset) are accepted; larger ones are rejected.
 //
 // The first Read does the first I/O on r. Close releases pooled decoder
 // state; it does not close r.

@@ -49,7 +49,9 @@ func BaseDir(server string) string { return server + "/base/" }
 func BackupDir(server, backupID string) string { return server + "/base/" + backupID + "/" }
 
 // BackupInfoKey returns the key of a backup's backup.info.
-func BackupInfoKey(server, backupID string) string { return BackupDir(server, backupID) + "backup.info" }
+func BackupInfoKey(server, backupID string) string {
+	return BackupDir(server, backupID) + "backup.info"
+}
 
 // KeepKey returns the key of a backup's keep annotation.
 func KeepKey(server, backupID string) string { return BackupDir(server, backupID) + "annotations/keep" }

@@ -2,7 +2,6 @@ package verify
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"path"
@@ -210,15 +209,5 @@ func checkSegment(ctx context.Context, b storage.Bucket, key, name string, segSi
 	if path.Ext(name) != ".partial" && size != segSize {
 		return fmt.Errorf("segment is %d bytes, want %d", size, segSize)
 	}
-	seg, _ := wal.ParseSegment(name[:24])
-	perLog := uint64((1 << 32) / segSize)
-	wantAddr := (uint64(seg.Log)*perLog + uint64(seg.Seg)) * uint64(segSize)
-	if got := binary.LittleEndian.Uint64(head[8:16]); got != wantAddr {
-		return fmt.Errorf("first page header says address %X/%X, the name says %X/%X: the object holds another segment",
-			got>>32, uint32(got), wantAddr>>32, uint32(wantAddr))
-	}
-	if tli := binary.LittleEndian.Uint32(head[4:8]); tli > seg.TLI || tli == 0 {
-		return fmt.Errorf("first page header has timeline %d, the name says %d", tli, seg.TLI)
-	}
-	return nil
+	return wal.CheckSegmentHeader(name, head, segSize)
 }

@@ -6,6 +6,7 @@ package wal
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"path"
@@ -143,4 +144,26 @@ func SegmentOf(tli uint32, lsn uint64, segSize int64) Segment {
 // segNo returns the absolute segment number of s.
 func (s Segment) segNo(segSize int64) uint64 {
 	return uint64(s.Log)*uint64((1<<32)/segSize) + uint64(s.Seg)
+}
+
+// CheckSegmentHeader checks the long page header at the start of a WAL
+// segment (the first 40 bytes) against the segment's name: the page
+// address must be where the name says, and the page's timeline no newer.
+func CheckSegmentHeader(name string, head []byte, segSize int64) error {
+	if len(head) < 16 {
+		return fmt.Errorf("segment shorter than a page header")
+	}
+	seg, err := ParseSegment(name[:min(len(name), 24)])
+	if err != nil {
+		return err
+	}
+	want := seg.segNo(segSize) * uint64(segSize)
+	if got := binary.LittleEndian.Uint64(head[8:16]); got != want {
+		return fmt.Errorf("first page header says address %X/%X, the name says %X/%X: the object holds another segment",
+			got>>32, uint32(got), want>>32, uint32(want))
+	}
+	if tli := binary.LittleEndian.Uint32(head[4:8]); tli == 0 || tli > seg.TLI {
+		return fmt.Errorf("first page header has timeline %d, the name says %d", tli, seg.TLI)
+	}
+	return nil
 }

@@ -80,6 +80,8 @@ func (r *Restorer) locate(ctx context.Context, name string) (string, compress.Al
 }
 
 func (r *Restorer) download(ctx context.Context, key string, algo compress.Algorithm, dest string) error {
+	_, name := compress.FromWALName(path.Base(key))
+	kind, _ := Classify(name)
 	rc, err := r.Bucket.Get(ctx, key, 0, -1)
 	if err != nil {
 		if errors.Is(err, storage.ErrNotExist) {
@@ -94,11 +96,14 @@ func (r *Restorer) download(ctx context.Context, key string, algo compress.Algor
 	}
 	defer dr.Close()
 	tmp := dest + ".bcloud-tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o600)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", tmp, err)
 	}
-	_, err = io.Copy(f, storage.ContextReader(ctx, dr))
+	n, err := io.Copy(f, storage.ContextReader(ctx, dr))
+	if err == nil && kind == KindSegment {
+		err = checkRestoredSegment(f, path.Base(dest), name, n)
+	}
 	if err == nil {
 		err = f.Sync()
 	}
@@ -114,6 +119,21 @@ func (r *Restorer) download(ctx context.Context, key string, algo compress.Algor
 		return fmt.Errorf("restore %s: %w", key, err)
 	}
 	return syncParent(dest)
+}
+
+// checkRestoredSegment refuses a segment whose size is not a WAL segment
+// size or whose first page header names another address: a truncated
+// uncompressed object, or the wrong file under this name, must never
+// reach PostgreSQL.
+func checkRestoredSegment(f *os.File, _ string, name string, size int64) error {
+	if !validSegmentSize(size) {
+		return fmt.Errorf("%d bytes is not a WAL segment size: the object is truncated", size)
+	}
+	head := make([]byte, 40)
+	if _, err := f.ReadAt(head, 0); err != nil {
+		return fmt.Errorf("read page header: %w", err)
+	}
+	return CheckSegmentHeader(name, head, size)
 }
 
 // Prefetcher serves restore_command from a spool and keeps the next

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -20,11 +21,21 @@ import (
 
 const segSize = 16 << 20
 
-// fakeWAL writes a WAL file with random-ish content into dir.
+// fakeWAL writes a WAL file with random-ish content into dir. Segment
+// names get a valid first page header (restore checks it) and must have a
+// WAL segment size.
 func fakeWAL(t *testing.T, dir, name string, size int) []byte {
 	t.Helper()
 	data := make([]byte, size)
 	_, _ = rand.Read(data[:size/4]) // partly compressible, like real WAL
+	if seg, err := ParseSegment(name); err == nil {
+		if !validSegmentSize(int64(size)) {
+			t.Fatalf("fakeWAL: %d is not a segment size", size)
+		}
+		binary.LittleEndian.PutUint16(data[0:2], 0xD110)
+		binary.LittleEndian.PutUint32(data[4:8], seg.TLI)
+		binary.LittleEndian.PutUint64(data[8:16], seg.segNo(int64(size))*uint64(size))
+	}
 	if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +132,7 @@ func TestArchiveIdempotentAndConflict(t *testing.T) {
 	b := mem.New()
 	dir := t.TempDir()
 	name := "000000010000000000000001"
-	fakeWAL(t, dir, name, 64<<10)
+	fakeWAL(t, dir, name, 1<<20)
 	a := &Archiver{Bucket: b, Server: "s", Compression: compress.Gzip}
 	p := filepath.Join(dir, name)
 	if err := a.Archive(t.Context(), p); err != nil {
@@ -137,7 +148,7 @@ func TestArchiveIdempotentAndConflict(t *testing.T) {
 		t.Fatal("identical re-archive rewrote the object")
 	}
 	// Different content: refused, object untouched.
-	fakeWAL(t, dir, name, 64<<10)
+	fakeWAL(t, dir, name, 1<<20)
 	err := a.Archive(t.Context(), p)
 	if !errors.Is(err, ErrConflict) {
 		t.Fatalf("archive of different content = %v, want ErrConflict", err)
@@ -194,7 +205,7 @@ func TestRestoreCorruptLeavesNothing(t *testing.T) {
 	b := mem.New()
 	dir := t.TempDir()
 	name := "000000010000000000000001"
-	fakeWAL(t, dir, name, 256<<10)
+	fakeWAL(t, dir, name, 1<<20)
 	a := &Archiver{Bucket: b, Server: "s", Compression: compress.Zstd}
 	if err := a.Archive(t.Context(), filepath.Join(dir, name)); err != nil {
 		t.Fatal(err)
@@ -220,15 +231,16 @@ func TestPreferCompleteSegmentOverPartial(t *testing.T) {
 	put := func(key, body string) {
 		_ = b.Put(ctx, key, strings.NewReader(body), int64(len(body)), storage.PutOptions{})
 	}
+	full := string(fakeWAL(t, t.TempDir(), "000000010000000000000005", 1<<20))
 	put("s/wals/0000000100000000/000000010000000000000005.partial", "partial")
-	put("s/wals/0000000100000000/000000010000000000000005", "full")
+	put("s/wals/0000000100000000/000000010000000000000005", full)
 	put("s/wals/0000000100000000/000000010000000000000006.partial", "only-partial")
 	dest := filepath.Join(t.TempDir(), "x")
 	r := &Restorer{Bucket: b, Server: "s"}
 	if err := r.Restore(ctx, "000000010000000000000005", dest); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := os.ReadFile(dest); string(got) != "full" {
+	if got, _ := os.ReadFile(dest); string(got) != full {
 		t.Fatalf("got %q, want the complete segment", got)
 	}
 	if err := r.Restore(ctx, "000000010000000000000006", dest); err != nil {
@@ -252,7 +264,7 @@ func TestBatchArchivesReadyFilesOnce(t *testing.T) {
 	for i := 1; i <= 6; i++ {
 		n := fmt.Sprintf("0000000100000000000000%02X", i)
 		names = append(names, n)
-		fakeWAL(t, walDir, n, 32<<10)
+		fakeWAL(t, walDir, n, 1<<20)
 		_ = os.WriteFile(filepath.Join(status, n+".ready"), nil, 0o600)
 	}
 	spool, err := OpenSpool(t.TempDir())
@@ -364,5 +376,31 @@ func TestCheckEmpty(t *testing.T) {
 	}
 	if err := CheckEmpty(ctx, b, "s", 2); !errors.Is(err, ErrArchiveNotEmpty) {
 		t.Fatalf("--timeline 2: %v", err)
+	}
+}
+
+func TestRestoreRefusesTruncatedOrMisnamedPlainSegment(t *testing.T) {
+	b := mem.New()
+	dir := t.TempDir()
+	good := fakeWAL(t, dir, "000000010000000000000003", 1<<20)
+	other := fakeWAL(t, dir, "000000010000000000000009", 1<<20)
+	put := func(name string, data []byte) {
+		_ = b.Put(t.Context(), "s/wals/0000000100000000/"+name, bytes.NewReader(data), int64(len(data)), storage.PutOptions{})
+	}
+	put("000000010000000000000003", good[:len(good)/2])
+	put("000000010000000000000004", other)
+	r := &Restorer{Bucket: b, Server: "s"}
+	for name, want := range map[string]string{
+		"000000010000000000000003": "not a WAL segment size",
+		"000000010000000000000004": "holds another segment",
+	} {
+		dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+		err := r.Restore(t.Context(), name, dest)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), name) {
+			t.Errorf("Restore(%s) = %v, want an error naming the object and %q", name, err, want)
+		}
+		if _, err := os.Stat(dest); err == nil {
+			t.Errorf("Restore(%s) left a file for PostgreSQL", name)
+		}
 	}
 }

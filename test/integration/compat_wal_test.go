@@ -40,68 +40,92 @@ func walContent() []byte {
 	return data
 }
 
+// compatTarget is one store both tools can reach.
+type compatTarget struct {
+	name  string
+	env   []string
+	flags []string                                         // connection flags both tools take
+	dest  func(t *testing.T) string                        // a fresh destination URL
+	keys  func(t *testing.T, dest, server string) []string // object keys under <dest>/<server>/
+}
+
+func compatTargets(t *testing.T) []compatTarget {
+	srv := testenv.VersityGW(t)
+	az := testenv.Azurite(t)
+	return []compatTarget{
+		{
+			name: "s3", env: s3Env(srv), flags: []string{"--endpoint-url", srv.Endpoint},
+			dest: func(t *testing.T) string { return "s3://" + srv.NewBucket(t) + "/compat" },
+			keys: func(t *testing.T, dest, server string) []string { return bucketKeys(t, openS3(t, srv, dest), server) },
+		},
+		{
+			name: "azure", env: []string{"AZURE_STORAGE_CONNECTION_STRING=" + az.ConnectionString},
+			flags: []string{"--cloud-provider", "azure-blob-storage"},
+			dest:  func(t *testing.T) string { return az.Endpoint + "/" + az.NewContainer(t) + "/compat" },
+			keys: func(t *testing.T, dest, server string) []string {
+				return bucketKeys(t, openWithEnv(t, dest, config.Options{Provider: config.ProviderAzure},
+					map[string]string{"AZURE_STORAGE_CONNECTION_STRING": az.ConnectionString}), server)
+			},
+		},
+	}
+}
+
 // TestWALCompatWithBarmanCloud: WAL archived by bcloud restores with the
 // real barman-cloud-wal-restore 3.4 byte-identical, and the reverse, for
-// every codec barman-cloud 3.4 has (its snappy module fails to load on
-// Debian 12, so snappy is covered by the codec tests against Python's
-// snappy module instead).
+// every codec barman-cloud 3.4 has, on S3 (versitygw) and Azure
+// (Azurite). barman-cloud 3.4's snappy module fails to load on Debian 12,
+// so snappy is covered by the codec tests against Python's snappy module;
+// Debian has no Python GCS client, so GCS is covered by bcloud's own tests.
 func TestWALCompatWithBarmanCloud(t *testing.T) {
 	bin := bcloudBin(t)
 	barmanArchive := barmanTool(t, "wal-archive")
 	barmanRestore := barmanTool(t, "wal-restore")
-	srv := testenv.VersityGW(t)
-	env := s3Env(srv)
 	dir := t.TempDir()
 	segment := walContent()
 	history := []byte("1\t0/5000000\tno recovery target specified\n")
-	for _, codec := range []struct{ flag, name string }{{"", "none"}, {"--gzip", "gzip"}, {"--bzip2", "bzip2"}} {
-		t.Run(codec.name, func(t *testing.T) {
-			dest := "s3://" + srv.NewBucket(t) + "/compat"
-			files := map[string][]byte{
-				"00000001000000000000000A":                 segment,
-				"00000002.history":                         history,
-				"00000001000000000000000B.00000028.backup": []byte("START WAL LOCATION: 0/B000028\n"),
-			}
-			common := []string{"--endpoint-url", srv.Endpoint}
-			for name, data := range files {
-				p := filepath.Join(dir, name)
-				if err := os.WriteFile(p, data, 0o600); err != nil {
-					t.Fatal(err)
+	for _, tg := range compatTargets(t) {
+		for _, codec := range []struct{ flag, name string }{{"", "none"}, {"--gzip", "gzip"}, {"--bzip2", "bzip2"}} {
+			t.Run(tg.name+"/"+codec.name, func(t *testing.T) {
+				dest := tg.dest(t)
+				env := tg.env
+				files := map[string][]byte{
+					"00000001000000000000000A":                 segment,
+					"00000002.history":                         history,
+					"00000001000000000000000B.00000028.backup": []byte("START WAL LOCATION: 0/B000028\n"),
 				}
-				// bcloud archives under server "ours", barman-cloud under "theirs".
-				args := append(append([]string{"wal-archive"}, common...), dest, "ours", p)
+				common := tg.flags
 				if codec.flag != "" {
-					args = append(args[:1], append([]string{codec.flag}, args[1:]...)...)
+					common = append([]string{codec.flag}, common...)
 				}
-				run(t, env, bin, args...)
-				bargs := append(append([]string{}, common...), dest, "theirs", p)
-				if codec.flag != "" {
-					bargs = append([]string{codec.flag}, bargs...)
+				for name, data := range files {
+					p := filepath.Join(dir, name)
+					if err := os.WriteFile(p, data, 0o600); err != nil {
+						t.Fatal(err)
+					}
+					// bcloud archives under server "ours", barman-cloud under "theirs".
+					run(t, env, bin, append(append([]string{"wal-archive"}, common...), dest, "ours", p)...)
+					run(t, env, barmanArchive, append(append([]string{}, common...), dest, "theirs", p)...)
 				}
-				run(t, env, barmanArchive, bargs...)
-			}
-			for _, name := range []string{"00000001000000000000000A", "00000002.history"} {
-				// bcloud -> barman-cloud
-				out := filepath.Join(dir, "by-barman-"+name)
-				run(t, env, barmanRestore, append(append([]string{}, common...), dest, "ours", name, out)...)
-				assertSameFile(t, out, files[name], "barman-cloud-wal-restore of bcloud's "+name)
-				// barman-cloud -> bcloud
-				out = filepath.Join(dir, "by-bcloud-"+name)
-				run(t, env, bin, append(append([]string{"wal-restore"}, common...), dest, "theirs", name, out)...)
-				assertSameFile(t, out, files[name], "bcloud wal-restore of barman-cloud's "+name)
-			}
-			// Both tools chose the same keys.
-			ours, theirs := listKeys(t, srv, dest, "ours"), listKeys(t, srv, dest, "theirs")
-			if fmt.Sprint(ours) != fmt.Sprint(theirs) {
-				t.Fatalf("object keys differ:\nbcloud:       %v\nbarman-cloud: %v", ours, theirs)
-			}
-			// Missing WAL: both exit 1.
-			code, _ := exitCode(t, env, barmanRestore, append(append([]string{}, common...), dest, "ours", "00000001000000000000000F", filepath.Join(dir, "x"))...)
-			ourCode, _ := exitCode(t, env, bin, append(append([]string{"wal-restore"}, common...), dest, "ours", "00000001000000000000000F", filepath.Join(dir, "x"))...)
-			if code != 1 || ourCode != 1 {
-				t.Fatalf("missing WAL: barman-cloud exit %d, bcloud exit %d, want 1 and 1", code, ourCode)
-			}
-		})
+				for _, name := range []string{"00000001000000000000000A", "00000002.history"} {
+					out := filepath.Join(dir, "by-barman-"+name)
+					run(t, env, barmanRestore, append(append([]string{}, tg.flags...), dest, "ours", name, out)...)
+					assertSameFile(t, out, files[name], "barman-cloud-wal-restore of bcloud's "+name)
+					out = filepath.Join(dir, "by-bcloud-"+name)
+					run(t, env, bin, append(append([]string{"wal-restore"}, tg.flags...), dest, "theirs", name, out)...)
+					assertSameFile(t, out, files[name], "bcloud wal-restore of barman-cloud's "+name)
+				}
+				ours, theirs := tg.keys(t, dest, "ours"), tg.keys(t, dest, "theirs")
+				if fmt.Sprint(ours) != fmt.Sprint(theirs) {
+					t.Fatalf("object keys differ:\nbcloud:       %v\nbarman-cloud: %v", ours, theirs)
+				}
+				missing := filepath.Join(dir, "x")
+				code, _ := exitCode(t, env, barmanRestore, append(append([]string{}, tg.flags...), dest, "ours", "00000001000000000000000F", missing)...)
+				ourCode, _ := exitCode(t, env, bin, append(append([]string{"wal-restore"}, tg.flags...), dest, "ours", "00000001000000000000000F", missing)...)
+				if code != 1 || ourCode != 1 {
+					t.Fatalf("missing WAL: barman-cloud exit %d, bcloud exit %d, want 1 and 1", code, ourCode)
+				}
+			})
+		}
 	}
 }
 
@@ -116,10 +140,14 @@ func assertSameFile(t *testing.T, path string, want []byte, what string) {
 	}
 }
 
-// listKeys lists the keys under <dest>/<server>/, without that prefix.
+// listKeys lists the keys under <dest>/<server>/ of an S3 destination.
 func listKeys(t *testing.T, srv testenv.S3Server, dest, server string) []string {
+	return bucketKeys(t, openS3(t, srv, dest), server)
+}
+
+// bucketKeys lists the keys under <server>/, without that prefix.
+func bucketKeys(t *testing.T, b storage.Bucket, server string) []string {
 	t.Helper()
-	b := openS3(t, srv, dest)
 	var keys []string
 	err := b.List(t.Context(), server+"/", func(o storage.ObjectInfo) error {
 		keys = append(keys, strings.TrimPrefix(o.Key, server+"/"))
@@ -139,7 +167,13 @@ func openS3(t *testing.T, srv testenv.S3Server, dest string) storage.Bucket {
 		k, v, _ := strings.Cut(kv, "=")
 		vars[k] = v
 	}
-	st, err := config.FromEnv(dest, config.Options{EndpointURL: srv.Endpoint}, func(k string) string { return vars[k] })
+	return openWithEnv(t, dest, config.Options{EndpointURL: srv.Endpoint}, vars)
+}
+
+// openWithEnv opens dest as bcloud would with the given environment.
+func openWithEnv(t *testing.T, dest string, opts config.Options, vars map[string]string) storage.Bucket {
+	t.Helper()
+	st, err := config.FromEnv(dest, opts, func(k string) string { return vars[k] })
 	if err != nil {
 		t.Fatal(err)
 	}

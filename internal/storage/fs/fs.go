@@ -299,4 +299,3 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
-

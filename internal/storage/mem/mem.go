@@ -158,4 +158,3 @@ func checkKey(key string) error {
 	}
 	return nil
 }
-

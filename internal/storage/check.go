@@ -22,14 +22,13 @@ type CheckResult struct {
 // prefix below base, and removes what it wrote: write, read back, ranged
 // read, list, conditional put, overwrite refusal, delete. It never touches
 // other keys, so it is safe on a user's real bucket.
-func Check(ctx context.Context, b Bucket, base string) []CheckResult {
+func Check(ctx context.Context, b Bucket, base string) (results []CheckResult) {
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
 	prefix := base + "bcloud-check-" + hex.EncodeToString(rnd[:]) + "/"
 	payload := make([]byte, 256<<10)
 	_, _ = rand.Read(payload)
 	key := prefix + "object"
-	var results []CheckResult
 	step := func(name string, fn func() error) bool {
 		start := time.Now()
 		err := fn()

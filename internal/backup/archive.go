@@ -161,7 +161,7 @@ func (p *part) abort(err error) {
 	}
 	p.closed = true
 	_ = p.pw.CloseWithError(err)
-	<-p.result
+	<-p.result //nolint:errcheck // the uploader's own outcome is replaced by err
 	p.result <- err
 	p.pending.abort(err)
 }

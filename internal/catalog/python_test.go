@@ -3,6 +3,7 @@ package catalog
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -30,7 +31,7 @@ func pythonInfos(t *testing.T) map[string]*BackupInfo {
 		{Key: "total_time", Value: 3725.25}, {Key: "number_of_workers", Value: int64(4)},
 		{Key: "analysis_time", Value: 1.5}, {Key: "copy_time_per_item", Value: Dict{{Key: "data", Value: 1e-9}, {Key: "16385", Value: 0.1}}},
 		{Key: "copy_time", Value: 3700.0}, {Key: "big", Value: new(big.Int).Lsh(big.NewInt(3), 80)},
-		{Key: int64(7), Value: Tuple{"a"}}, {Key: "flags", Value: List{true, nil, -0.0, 1e300}},
+		{Key: int64(7), Value: Tuple{"a"}}, {Key: "flags", Value: List{true, nil, math.Copysign(0, -1), 1e300}},
 	}
 	tricky.PGData = ptr("/var/lib/postgresql/15/main")
 	tricky.ServerName = ptr("cloud")

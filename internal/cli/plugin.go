@@ -78,8 +78,10 @@ func newPluginOperator() *cobra.Command {
 			if err := logs.setup(cmd.ErrOrStderr()); err != nil {
 				return err
 			}
-			if (srv.Address == "") == (srv.PluginPath == "") {
-				return withCode(ExitUsage, errors.New("give --server-address with --server-cert, --server-key and --client-cert, or --plugin-path"))
+			tcp := srv.Address != "" || srv.ServerCertPath != "" || srv.ServerKeyPath != "" || srv.ClientCertPath != ""
+			complete := srv.Address != "" && srv.ServerCertPath != "" && srv.ServerKeyPath != "" && srv.ClientCertPath != ""
+			if tcp == (srv.PluginPath != "") || (tcp && !complete) {
+				return withCode(ExitUsage, errors.New("give --server-address with --server-cert, --server-key and --client-cert (mutual TLS), or --plugin-path"))
 			}
 			cfg, err := ctrl.GetConfig()
 			if err != nil {
@@ -103,8 +105,6 @@ func newPluginOperator() *cobra.Command {
 	fs.StringVar(&metricsAddr, "metrics-bind-address", "0", "address of the controller metrics endpoint (0 = off)")
 	fs.BoolVar(&metricsSecure, "metrics-secure", true, "accepted for compatibility with the upstream plugin")
 	fs.BoolVar(&enableHTTP, "enable-http2", false, "accepted for compatibility with the upstream plugin")
-	cmd.MarkFlagsRequiredTogether("server-address", "server-cert", "server-key", "client-cert")
-	cmd.MarkFlagsMutuallyExclusive("server-address", "plugin-path")
 	return cmd
 }
 
@@ -134,7 +134,7 @@ func newPluginInstance() *cobra.Command {
 				Client: c, Namespace: env["NAMESPACE"], ClusterName: env["CLUSTER_NAME"], PodName: env["POD_NAME"],
 				ClusterGVK: clusterGVK(),
 				ConnInfo:   postgres.BuildConnInfo(os.Getenv("PGHOST"), os.Getenv("PGPORT"), "postgres", "postgres"),
-				SpoolDir:   os.Getenv("SPOOL_DIRECTORY"), PluginPath: pluginPath,
+				SpoolDir:   os.Getenv("SPOOL_DIRECTORY"), PluginPath: pluginPath, PGData: os.Getenv("PGDATA"),
 			})
 		},
 	}

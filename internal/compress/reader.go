@@ -101,7 +101,7 @@ func (d *decompReader) Read(p []byte) (int, error) {
 // wrap adds context to a decoder error and keeps io.EOF bare, except on
 // empty input where it becomes io.ErrUnexpectedEOF.
 func (d *decompReader) wrap(err error) error {
-	if err == io.EOF {
+	if errors.Is(err, io.EOF) {
 		if d.src.n == 0 && d.algo != Snappy {
 			return fmt.Errorf("decompress %s: empty input: %w", d.algo, io.ErrUnexpectedEOF)
 		}

@@ -89,7 +89,7 @@ func (s *snappyReader) readFull(b []byte, atBoundary bool) error {
 // nextChunk reads chunks until one holds data, leaving it in dec[i:j].
 func (s *snappyReader) nextChunk() error {
 	if err := s.readFull(s.hdr[:], true); err != nil {
-		if err == io.EOF && s.started && !s.gotData {
+		if errors.Is(err, io.EOF) && s.started && !s.gotData {
 			return errSnappyNoData
 		}
 		return err

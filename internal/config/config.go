@@ -73,7 +73,7 @@ func ParseDestination(raw string, provider Provider) (Location, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return Location{}, fmt.Errorf("destination %q is not a URL (%v): give one such as s3://bucket/path", raw, unwrapURLError(err))
+		return Location{}, fmt.Errorf("destination %q is not a URL (%w): give one such as s3://bucket/path", raw, unwrapURLError(err))
 	}
 	switch u.Scheme {
 	case "s3":

@@ -102,7 +102,7 @@ func (x *extractor) member(h *tar.Header, r io.Reader, buf []byte, progress func
 		x.dirMeta[rel] = h
 		x.mu.Unlock()
 		return nil
-	case tar.TypeReg, tar.TypeRegA, tar.TypeSymlink, tar.TypeLink, tar.TypeFifo:
+	case tar.TypeReg, tar.TypeSymlink, tar.TypeLink, tar.TypeFifo:
 	default:
 		// Devices and other special files have no place in a data directory.
 		return nil

@@ -43,7 +43,7 @@ func Check(ctx context.Context, b Bucket, base string) (results []CheckResult) {
 				return err
 			}
 			if _, err := b.Stat(cleanCtx, key); !errors.Is(err, ErrNotExist) {
-				return fmt.Errorf("object still there after delete (stat: %v)", err)
+				return fmt.Errorf("object still there after delete (stat: %w)", err)
 			}
 			return nil
 		})
@@ -98,14 +98,14 @@ func Check(ctx context.Context, b Bucket, base string) (results []CheckResult) {
 		}
 		err := b.Put(ctx, ck, bytes.NewReader([]byte("2")), 1, PutOptions{IfNotExist: true})
 		if !errors.Is(err, ErrExists) {
-			return fmt.Errorf("second conditional put was not refused (got %v): the store ignores If-None-Match, so bcloud cannot detect WAL conflicts atomically", err)
+			return fmt.Errorf("second conditional put was not refused (got %w): the store ignores If-None-Match, so bcloud cannot detect WAL conflicts atomically", err)
 		}
 		return nil
 	})
 	step("missing object", func() error {
 		_, err := b.Stat(ctx, prefix+"missing")
 		if !errors.Is(err, ErrNotExist) {
-			return fmt.Errorf("stat of a missing object returned %v, want not-exist", err)
+			return fmt.Errorf("stat of a missing object returned %w, want not-exist", err)
 		}
 		return nil
 	})

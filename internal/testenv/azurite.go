@@ -55,7 +55,6 @@ type azuriteInstance struct {
 	proc *Process
 	dir  string
 	err  string
-	skip bool
 }
 
 var (
@@ -279,7 +278,7 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 

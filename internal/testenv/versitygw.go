@@ -144,7 +144,7 @@ func waitHTTP(srv S3Server, timeout time.Duration) error {
 		last = err
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("no answer within %s: %v", timeout, last)
+	return fmt.Errorf("no answer within %s: %w", timeout, last)
 }
 
 // removeStaleRoots deletes the root directories of earlier test binaries

@@ -19,8 +19,6 @@ import (
 	"github.com/bcloud-dev/bcloud/internal/storage/mem"
 )
 
-const segSize = 16 << 20
-
 // fakeWAL writes a WAL file with random-ish content into dir. Segment
 // names get a valid first page header (restore checks it) and must have a
 // WAL segment size.

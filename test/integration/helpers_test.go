@@ -4,6 +4,7 @@
 package integration
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,7 +81,8 @@ func exitCode(t testing.TB, env []string, name string, args ...string) (int, str
 	if err == nil {
 		return 0, string(out)
 	}
-	if ee, ok := err.(*exec.ExitError); ok {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
 		return ee.ExitCode(), string(out)
 	}
 	t.Fatalf("%s: %v", name, err)

@@ -33,9 +33,7 @@ func TestRetentionAndVerifyOnRealBackups(t *testing.T) {
 	bkInsert(t, pg, 4, 4000, 500)
 	bkWaitArchived(t, pg)
 	final := bkSnapshot(t, pg)
-	for _, e := range mustDirs(t, filepath.Join(store, "pg", "base")) {
-		ids = append(ids, e)
-	}
+	ids = append(ids, mustDirs(t, filepath.Join(store, "pg", "base"))...)
 	if len(ids) != 3 {
 		t.Fatalf("want 3 backups, store has %v", ids)
 	}

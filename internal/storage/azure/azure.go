@@ -146,7 +146,7 @@ func newContainerClient(cfg Config, opts *container.ClientOptions) (*container.C
 		c, err := container.NewClientFromConnectionString(cfg.ConnectionString.Reveal(), cfg.Container, opts)
 		if err != nil {
 			// The parser's message may quote the string; keep it out.
-			return nil, "", errors.New("open azure container: AZURE_STORAGE_CONNECTION_STRING is malformed: expect AccountName=...;AccountKey=...;BlobEndpoint=... or DefaultEndpointsProtocol=https;AccountName=...;AccountKey=...")
+			return nil, "", errors.New("open azure container: AZURE_STORAGE_CONNECTION_STRING is malformed: expect AccountName, AccountKey and BlobEndpoint (or DefaultEndpointsProtocol) pairs separated by semicolons")
 		}
 		return c, "AZURE_STORAGE_CONNECTION_STRING", nil
 	}
@@ -161,7 +161,7 @@ func newContainerClient(cfg Config, opts *container.ClientOptions) (*container.C
 	switch {
 	case cfg.Key != "":
 		if cfg.Account == "" {
-			return nil, "", errors.New("open azure container: a storage key needs the account name: set AZURE_STORAGE_ACCOUNT or use https://<account>.blob.core.windows.net/...")
+			return nil, "", errors.New("open azure container: a storage key needs the account name: set AZURE_STORAGE_ACCOUNT or use https://<account>.blob.core.windows.net/<container>")
 		}
 		cred, err := container.NewSharedKeyCredential(cfg.Account, cfg.Key.Reveal())
 		if err != nil {
@@ -175,7 +175,7 @@ func newContainerClient(cfg Config, opts *container.ClientOptions) (*container.C
 	case cfg.SASToken != "":
 		token := strings.TrimPrefix(strings.TrimSpace(cfg.SASToken.Reveal()), "?")
 		if _, err := url.ParseQuery(token); err != nil {
-			return nil, "", errors.New("open azure container: AZURE_STORAGE_SAS_TOKEN is not a query string such as sv=...&sig=...")
+			return nil, "", errors.New("open azure container: AZURE_STORAGE_SAS_TOKEN is not a query string such as sv=<version>&sig=<signature>")
 		}
 		c, err := container.NewClientWithNoCredential(containerURL+"?"+token, opts)
 		if err != nil {

@@ -246,7 +246,7 @@ type bodyReader struct {
 
 func (r *bodyReader) Read(p []byte) (int, error) {
 	n, err := r.rc.Read(p)
-	if err != nil && err != io.EOF {
+	if err != nil && !errors.Is(err, io.EOF) {
 		err = fmt.Errorf("get %s: read: %w", r.key, err)
 	}
 	return n, err

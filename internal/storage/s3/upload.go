@@ -218,7 +218,7 @@ func (b *Bucket) multipart(ctx context.Context, key string, r io.Reader, size, p
 		}
 	}
 	if abortErr := u.abort(ctx); abortErr != nil {
-		return fmt.Errorf("%w (abort of upload also failed, an incomplete upload may remain: %v)", err, abortErr)
+		return fmt.Errorf("%w (abort of upload also failed, an incomplete upload may remain: %w)", err, abortErr)
 	}
 	return err
 }
@@ -241,7 +241,7 @@ func (u *upload) send(r io.Reader, size, partSize int64, first *[]byte) error {
 		if num == maxParts {
 			return fmt.Errorf("put %s: body exceeds %d parts", u.key, maxParts)
 		}
-		want := partSize
+		var want int64
 		if size < 0 {
 			want = partSize << (int(num) / partGrowth)
 		} else {

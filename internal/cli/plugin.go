@@ -209,7 +209,7 @@ func healthcheck(ctx context.Context, target string) error {
 	if err != nil {
 		return withCode(ExitFailed, fmt.Errorf("connect to %s: %w", target, err))
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
 	if err != nil {
 		return withCode(ExitFailed, fmt.Errorf("health check of %s: %w", target, err))

@@ -92,6 +92,15 @@ func Take(ctx context.Context, opts Options) (catalog.Entry, error) {
 		return entry, fmt.Errorf("check backup %s: %w", t.id, err)
 	}
 	slog.InfoContext(ctx, "starting backup", "backupId", t.id, "serverName", opts.Server)
+	// A backup killed earlier may have left unfinished multipart uploads,
+	// which S3 keeps (and bills) until aborted. One backup per server runs
+	// at a time, so every upload under base/ started before this one is
+	// such a leftover.
+	if n, err := storage.AbortUploads(ctx, opts.Bucket, layout.BaseDir(opts.Server), t.copyStart); err != nil {
+		slog.WarnContext(ctx, "could not abort uploads left by an interrupted backup", "error", err)
+	} else if n > 0 {
+		slog.InfoContext(ctx, "aborted uploads left by an interrupted backup", "uploads", n)
+	}
 
 	runErr := t.run(ctx)
 	if runErr != nil && t.stop == nil {

@@ -188,3 +188,14 @@ func (r *bucket) Delete(ctx context.Context, keys ...string) error {
 func (r *bucket) Properties() storage.Properties { return r.b.Properties() }
 
 func (r *bucket) Close() error { return r.b.Close() }
+
+// AbortUploads forwards to the wrapped bucket (storage.UploadAborter).
+func (r *bucket) AbortUploads(ctx context.Context, prefix string, startedBefore time.Time) (int, error) {
+	var n int
+	err := r.do(ctx, "abort uploads", prefix, func(ctx context.Context) error {
+		var err error
+		n, err = storage.AbortUploads(ctx, r.b, prefix, startedBefore)
+		return err
+	})
+	return n, err
+}

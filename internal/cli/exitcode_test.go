@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"encoding/binary"
 	"context"
 	"fmt"
 	"net"
@@ -40,11 +41,11 @@ func TestExitCodes(t *testing.T) {
 	t.Setenv("AWS_DEFAULT_REGION", srv.Region)
 	dir := t.TempDir()
 	wal := filepath.Join(dir, "000000010000000000000001")
-	if err := os.WriteFile(wal, []byte("wal bytes"), 0o600); err != nil {
+	if err := os.WriteFile(wal, segmentBytes(1), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	other := filepath.Join(t.TempDir(), "000000010000000000000001")
-	_ = os.WriteFile(other, []byte("different bytes"), 0o600)
+	_ = os.WriteFile(other, segmentBytes(2), 0o600)
 	notWAL := filepath.Join(dir, "backup_label")
 	_ = os.WriteFile(notWAL, []byte("x"), 0o600)
 	good := "s3://" + bucket + "/p"
@@ -109,4 +110,17 @@ func TestBarmanLinkNames(t *testing.T) {
 	if args := dispatchArgv0([]string{"barman-cloud-nonsense", "x"}); args[0] != "barman-cloud-nonsense" {
 		t.Errorf("unknown link name rewritten: %v", args)
 	}
+}
+
+// segmentBytes is a 1 MiB WAL segment 0/1 on timeline 1 whose first page
+// header carries its address (wal-restore checks it); fill varies the body.
+func segmentBytes(fill byte) []byte {
+	data := make([]byte, 1<<20)
+	binary.LittleEndian.PutUint16(data[0:2], 0xD110)
+	binary.LittleEndian.PutUint32(data[4:8], 1)
+	binary.LittleEndian.PutUint64(data[8:16], 1<<20)
+	for i := 64; i < 4096; i++ {
+		data[i] = fill
+	}
+	return data
 }

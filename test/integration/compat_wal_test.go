@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -30,13 +31,17 @@ func s3Env(srv testenv.S3Server) []string {
 	}
 }
 
-// walContent is 16 MiB shaped like WAL: random records among zero pages.
+// walContent is 16 MiB shaped like WAL segment 00000001000000000000000A:
+// a first page header with its address, random records among zero pages.
 func walContent() []byte {
 	data := make([]byte, 16<<20)
 	for off := 0; off < len(data); off += 8192 {
 		n := 1024 + (off/8192)%4096
 		_, _ = rand.Read(data[off : off+n])
 	}
+	binary.LittleEndian.PutUint16(data[0:2], 0xD110)
+	binary.LittleEndian.PutUint32(data[4:8], 1)
+	binary.LittleEndian.PutUint64(data[8:16], 0xA<<24)
 	return data
 }
 

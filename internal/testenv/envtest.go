@@ -31,6 +31,10 @@ const envtestDirPrefix = "bcloud-envtest-"
 // cnpgAPIModule is the module whose types define the CloudNativePG CRDs.
 const cnpgAPIModule = "github.com/cloudnative-pg/api"
 
+// cnpgAPIVersion is the CloudNativePG API whose CRDs tests install when
+// go.mod does not name the module: the version bcloud is tested against.
+const cnpgAPIVersion = "v1.30.0"
+
 type sharedEnvTest struct {
 	mu        sync.Mutex
 	env       *envtest.Environment
@@ -252,7 +256,9 @@ func removeStaleEnvtestDirs() {
 func cnpgCRDDir(t testing.TB) (string, string) {
 	version, err := moduleVersion(cnpgAPIModule)
 	if err != nil {
-		return "", err.Error()
+		// The main module does not import the CNPG API types (the plugin
+		// decodes Clusters itself): use the pinned version.
+		version = cnpgAPIVersion
 	}
 	cache := filepath.Join(CacheDir(), "envtest", "cnpg-crds-"+version)
 	if hasCNPGCRDs(cache) {

@@ -38,7 +38,9 @@ func TestSidecarMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("memory measurement: not in -short")
 	}
-	segments := 1000
+	// make test measures 100 segments; BCLOUD_MEMORY_SEGMENTS=1000 is the
+	// full benchmark reported in the issue notes.
+	segments := 100
 	if n, err := strconv.Atoi(os.Getenv("BCLOUD_MEMORY_SEGMENTS")); err == nil {
 		segments = n
 	}

@@ -52,7 +52,7 @@ fmt:
 vet:
 	$(GO) vet ./...
 
-bench: bench-wal
+bench: bench-wal bench-backup
 
 bench-wal: deps build
 	scripts/bench-wal.sh

@@ -44,18 +44,11 @@ func newBackupDelete() *cobra.Command {
 					return withCode(ExitUsage, err)
 				}
 			}
-			opts, err := c.options()
-			if err != nil {
-				return err
-			}
-			b, err := openBucket(ctx, src, opts)
-			if err != nil {
+			b, answered, err := c.open(ctx, src, server, nil)
+			if err != nil || answered {
 				return err
 			}
 			defer b.Close()
-			if c.test {
-				return connectivityTest(ctx, b, server)
-			}
 			maxBatch := b.Properties().DeleteBatch
 			if batchSize <= 0 || batchSize > maxBatch {
 				batchSize = maxBatch
@@ -131,18 +124,11 @@ func newBackupKeep() *cobra.Command {
 			if target != "" && target != catalog.KeepFull && target != catalog.KeepStandalone {
 				return withCode(ExitUsage, fmt.Errorf("--target %q is not valid: use full or standalone", target))
 			}
-			opts, err := c.options()
-			if err != nil {
-				return err
-			}
-			b, err := openBucket(ctx, src, opts)
-			if err != nil {
+			b, answered, err := c.open(ctx, src, server, nil)
+			if err != nil || answered {
 				return err
 			}
 			defer b.Close()
-			if c.test {
-				return connectivityTest(ctx, b, server)
-			}
 			cat := &catalog.Catalog{Bucket: b, Server: server}
 			e, err := cat.Resolve(ctx, id)
 			if err != nil {

@@ -25,18 +25,11 @@ func newBackupList() *cobra.Command {
 			if err := validateServer(server); err != nil {
 				return err
 			}
-			opts, err := c.options()
-			if err != nil {
-				return err
-			}
-			b, err := openBucket(ctx, src, opts)
-			if err != nil {
+			b, answered, err := c.open(ctx, src, server, nil)
+			if err != nil || answered {
 				return err
 			}
 			defer b.Close()
-			if c.test {
-				return connectivityTest(ctx, b, server)
-			}
 			cat := &catalog.Catalog{Bucket: b, Server: server}
 			entries, err := cat.List(ctx)
 			if err != nil {
@@ -78,18 +71,11 @@ func newBackupShow() *cobra.Command {
 			if err := validateServer(server); err != nil {
 				return err
 			}
-			opts, err := c.options()
-			if err != nil {
-				return err
-			}
-			b, err := openBucket(ctx, src, opts)
-			if err != nil {
+			b, answered, err := c.open(ctx, src, server, nil)
+			if err != nil || answered {
 				return err
 			}
 			defer b.Close()
-			if c.test {
-				return connectivityTest(ctx, b, server)
-			}
 			cat := &catalog.Catalog{Bucket: b, Server: server}
 			entry, err := cat.Resolve(ctx, id)
 			if err != nil {

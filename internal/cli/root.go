@@ -195,6 +195,27 @@ func (c *common) options() (config.Options, error) {
 	}, nil
 }
 
+// open resolves and opens url with the common options (adjust may change
+// them) and answers -t/--test; answered means the command is done.
+func (c *common) open(ctx context.Context, url, server string, adjust func(*config.Options)) (b storage.Bucket, answered bool, err error) {
+	opts, err := c.options()
+	if err != nil {
+		return nil, false, err
+	}
+	if adjust != nil {
+		adjust(&opts)
+	}
+	if b, err = openBucket(ctx, url, opts); err != nil {
+		return nil, false, err
+	}
+	if c.test {
+		err = connectivityTest(ctx, b, server)
+		_ = b.Close()
+		return nil, true, err
+	}
+	return b, false, nil
+}
+
 // openBucket resolves a destination with credentials from the environment.
 func openBucket(ctx context.Context, destination string, opts config.Options) (storage.Bucket, error) {
 	st, err := config.FromEnv(destination, opts, os.Getenv)

@@ -31,18 +31,11 @@ func newVerify() *cobra.Command {
 			if format != "console" && format != "json" {
 				return withCode(ExitUsage, fmt.Errorf("--format %q is not valid: use console or json", format))
 			}
-			opts, err := c.options()
-			if err != nil {
-				return err
-			}
-			b, err := openBucket(ctx, src, opts)
-			if err != nil {
+			b, answered, err := c.open(ctx, src, server, nil)
+			if err != nil || answered {
 				return err
 			}
 			defer b.Close()
-			if c.test {
-				return connectivityTest(ctx, b, server)
-			}
 			vo := verify.Options{Bucket: b, Server: server, Jobs: jobs}
 			if len(args) == 3 {
 				e, err := (&catalog.Catalog{Bucket: b, Server: server}).Resolve(ctx, args[2])

@@ -123,18 +123,11 @@ func newWALRestore() *cobra.Command {
 			if _, err := wal.Classify(name); err != nil {
 				return withCode(ExitUsage, fmt.Errorf("%s is not a WAL file name: pass %%f from restore_command", name))
 			}
-			opts, err := c.options()
-			if err != nil {
-				return err
-			}
-			b, err := openBucket(ctx, src, opts)
-			if err != nil {
+			b, answered, err := c.open(ctx, src, server, nil)
+			if err != nil || answered {
 				return err
 			}
 			defer b.Close()
-			if c.test {
-				return connectivityTest(ctx, b, server)
-			}
 			r := &wal.Restorer{Bucket: b, Server: server, NoPartial: noPartial}
 			if maxParallel > 1 {
 				if spoolDir == "" {

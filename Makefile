@@ -8,7 +8,7 @@ LDFLAGS := -s -w -X github.com/bcloud-dev/bcloud/internal/cli.Version=$(VERSION)
 # Packages whose tests are slow or need every real part run after the fast ones.
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build deps test test-short demo lint fmt vet fuzz bench bench-wal bench-backup clean help
+.PHONY: all build deps test test-short demo lint fmt vet fuzz bench bench-wal bench-backup e2e clean help
 
 all: build
 
@@ -59,6 +59,11 @@ bench-wal: deps build
 
 bench-backup: deps build
 	scripts/bench-backup.sh
+
+# e2e: the real CloudNativePG 1.30 operator and instance manager with bcloud
+# as the plugin, on an envtest API server (own module test/e2e; needs root).
+e2e: deps build
+	scripts/e2e.sh
 
 clean:
 	rm -rf $(BIN)

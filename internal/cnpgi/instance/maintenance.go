@@ -69,9 +69,6 @@ func (m *Maintenance) Cycle(ctx context.Context) (time.Duration, error) {
 	if cfg.BarmanObjectName == "" {
 		return DefaultMaintenanceInterval, fmt.Errorf("%w: the plugin has no barmanObjectName parameter", cnpgi.ErrConfiguration)
 	}
-	if cluster.Status.CurrentPrimary != m.PodName {
-		return DefaultMaintenanceInterval, nil
-	}
 	st, err := m.Stores.Get(ctx, cfg.Namespace, cfg.BarmanObjectName)
 	if err != nil {
 		return DefaultMaintenanceInterval, err
@@ -80,6 +77,12 @@ func (m *Maintenance) Cycle(ctx context.Context) (time.Duration, error) {
 	wait := time.Duration(st.Object.Spec.InstanceSidecarConfiguration.RetentionPolicyIntervalSeconds) * time.Second
 	if wait <= 0 {
 		wait = DefaultMaintenanceInterval
+	}
+	// Only the primary maintains the catalog. A sidecar starts before
+	// PostgreSQL is primary, so it looks again after the configured
+	// interval (as upstream does), not after the long default.
+	if cluster.Status.CurrentPrimary != m.PodName {
+		return wait, nil
 	}
 	if rp := st.Object.Spec.RetentionPolicy; rp != "" {
 		if err := m.applyPolicy(ctx, rp, st, cfg.ServerName); err != nil {

@@ -272,8 +272,10 @@ func testMaintenance(t *testing.T, src *cnpgitest.Source, first, second *backupp
 		Cluster: types.NamespacedName{Namespace: "db", Name: "pg"}, PodName: "pg-2",
 		Now: func() time.Time { return time.Now().Add(30 * 24 * time.Hour) }}
 	objects := len(src.Objects(t, "pg"))
-	// Only the primary's sidecar maintains the catalog.
-	if wait, err := m.Cycle(ctx); err != nil || wait != instance.DefaultMaintenanceInterval || len(src.Objects(t, "pg")) != objects {
+	// Only the primary's sidecar maintains the catalog; a replica's (or a
+	// sidecar started before its PostgreSQL is primary) looks again after
+	// the configured interval, not the 5-minute default.
+	if wait, err := m.Cycle(ctx); err != nil || wait != 120*time.Second || len(src.Objects(t, "pg")) != objects {
 		t.Fatalf("replica cycle: wait %v err %v, objects %d -> %d", wait, err, objects, len(src.Objects(t, "pg")))
 	}
 	m.PodName = "pg-1"

@@ -151,7 +151,7 @@ func scenarioRecovery(ctx context.Context, t *testing.T, e *env) {
 // 2 and 3 keeps row 2 and not row 3.
 func scenarioRecoveryTargetTime(ctx context.Context, t *testing.T, e *env) {
 	if e.targetTime == "" {
-		t.Skip("no target time recorded")
+		t.Fatal("no target time was recorded by the earlier scenario")
 	}
 	rows := e.restoreAndCount(ctx, t, recoveryCluster("pitr", &cnpgv1.RecoveryTarget{TargetTime: e.targetTime}))
 	if !slices.Equal(rows, []string{"1", "2"}) {

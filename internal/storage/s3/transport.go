@@ -30,12 +30,19 @@ const (
 // named in the shared config. Reads use the SDK's rolling read deadline;
 // writes get one here.
 func newHTTPClient(caPEM []byte, readTimeout time.Duration, conns *connSet) (*awshttp.BuildableClient, error) {
-	roots, err := x509.SystemCertPool()
-	if err != nil || roots == nil {
-		roots = x509.NewCertPool()
-	}
-	if len(caPEM) > 0 && !roots.AppendCertsFromPEM(caPEM) {
-		return nil, errors.New("CA bundle (endpointCA / AWS_CA_BUNDLE) holds no PEM certificate")
+	// Without a private CA, RootCAs stays nil: Go loads the system roots on
+	// the first TLS handshake only, so a plain-HTTP endpoint (and every
+	// archive_command call that never reaches TLS) does not pay for it.
+	var roots *x509.CertPool
+	if len(caPEM) > 0 {
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(caPEM) {
+			return nil, errors.New("CA bundle (endpointCA / AWS_CA_BUNDLE) holds no PEM certificate")
+		}
+		roots = pool
 	}
 	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 	return awshttp.NewBuildableClient().

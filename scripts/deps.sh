@@ -76,7 +76,7 @@ azure() {
 }
 
 debian() {
-  local want="barman-cli-cloud pgbackrest postgresql-15 postgresql-contrib-15 python3-snappy python3-zstandard python3-lz4 python3-azure"
+  local want="barman-cli-cloud pgbackrest postgresql-15 python3-snappy python3-zstandard python3-lz4 python3-azure"
   local missing=""
   for p in $want; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
   [ -z "$missing" ] && return

@@ -32,6 +32,7 @@ test: deps build
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) test -timeout $(TEST_TIMEOUT) -p 2 ./...
 	FUZZTIME=3s scripts/fuzz.sh
+	scripts/e2e.sh
 
 test-short: build
 	$(GO) test -short ./...

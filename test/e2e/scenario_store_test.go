@@ -39,7 +39,7 @@ const pluginMetricPrefix = "barman_cloud_cloudnative_pg_io_"
 // endpoint serves the plugin's gauges with the same values.
 func scenarioWindowAndMetrics(ctx context.Context, t *testing.T, e *env) {
 	if e.backup == nil {
-		t.Skip("no backup")
+		t.Fatal("the backup scenario this one needs did not produce a backup")
 	}
 	var rw apiv1.RecoveryWindow
 	if err := waitFor(ctx, time.Minute, func() (bool, error) {
@@ -178,7 +178,7 @@ func scenarioCredentialRotation(ctx context.Context, t *testing.T, e *env) {
 // operator's reconciliation disabled (so it does not run them).
 func scenarioRetention(ctx context.Context, t *testing.T, e *env) {
 	if e.backup == nil {
-		t.Skip("no backup")
+		t.Fatal("the backup scenario this one needs did not produce a backup")
 	}
 	now := time.Now().UTC()
 	old20 := e.forgeBackup(ctx, t, "forged-20d", now.Add(-20*24*time.Hour))
